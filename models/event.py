@@ -1,0 +1,23 @@
+"""What happened to a job, for humans: queued, started on worker X, checkpoint at step k, failed."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.db import Base, utcnow
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Exactly one of the two is set.
+    training_job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id"), index=True)
+    generation_job_id: Mapped[int | None] = mapped_column(ForeignKey("generation_jobs.id"), index=True)
+    level: Mapped[str] = mapped_column(String(16), default="info")  # info, warning, error
+    kind: Mapped[str] = mapped_column(String(32))  # queued, started, checkpoint, succeeded, ...
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

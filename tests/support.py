@@ -1,0 +1,30 @@
+"""Small helpers for tests that wait on real processes."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2,
+             what: str = "condition") -> Any:
+    """Poll until predicate() is truthy; return its value or raise with what we waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_job(client, url: str, headers: dict[str, str], timeout: float = 120.0,
+                 statuses: set[str] = FINAL) -> dict[str, Any]:
+    """GET url until the job's status is in statuses; return the job JSON."""
+    def check():
+        body = client.get(url, headers=headers).get_json()
+        return body if body["status"] in statuses else None
+
+    return wait_for(check, timeout=timeout, what=f"{url} to reach {sorted(statuses)}")
