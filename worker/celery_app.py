@@ -1,0 +1,44 @@
+"""The Celery application: queue and task names in one place, shared by the API (send only) and workers.
+
+Importing this module connects to nothing and never imports torch.
+"""
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from models.settings import Settings
+
+TRAIN_TASK = "charq.train"
+GENERATE_TASK = "charq.generate"
+SWEEP_TASK = "charq.sweep"
+TRAIN_QUEUE = "train"
+GENERATE_QUEUE = "generate"
+QUEUE_OF_TASK = {TRAIN_TASK: TRAIN_QUEUE, GENERATE_TASK: GENERATE_QUEUE, SWEEP_TASK: GENERATE_QUEUE}
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings.from_env()
+    app = Celery("charq", broker=settings.broker, include=["worker.tasks"])
+    # Redis redelivers an unacked message after the visibility timeout; Celery reads it from
+    # both transport options and result-backend options, so set both alike.
+    transport_options = {"visibility_timeout": settings.visibility_timeout_s}
+    app.conf.update(
+        task_default_queue=GENERATE_QUEUE,
+        task_queues=[Queue(TRAIN_QUEUE), Queue(GENERATE_QUEUE)],
+        task_routes={name: {"queue": queue} for name, queue in QUEUE_OF_TASK.items()},
+        # Jobs are long: take one at a time, ack only when done so a dead worker's job is redelivered.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # The job row is the truth; Celery results are never read.
+        task_ignore_result=True,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+    )
+    app.conf.charq_settings = settings
+    return app
