@@ -1,0 +1,16 @@
+"""The `charq` command: `charq --help`. Each module adds its own subcommands to `main`."""
+from __future__ import annotations
+
+import click
+
+from worker.cli.engine import eval_command, sample_command, train_command
+
+
+@click.group()
+def main() -> None:
+    """charq: train character-level LSTMs and sample text from them."""
+
+
+main.add_command(train_command)
+main.add_command(sample_command)
+main.add_command(eval_command)
