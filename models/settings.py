@@ -20,6 +20,7 @@ class Settings:
     # API limits
     max_body_bytes: int = 64 * 1024 * 1024  # request bodies, corpus uploads included (413 above)
     page_size_max: int = 100
+    connect_timeout_s: float = 5.0  # the API's database connects and /readyz's broker check
     # Jobs
     lease_s: float = 60.0  # a running job's lease; renewed by its heartbeat
     sweep_interval_s: float = 30.0  # how often stale leases and unsent queued jobs are re-enqueued
