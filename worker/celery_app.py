@@ -4,6 +4,8 @@ Importing this module connects to nothing and never imports torch.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from celery import Celery
 from kombu import Queue
 
@@ -39,6 +41,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         task_serializer="json",
         accept_content=["json"],
+        # The sweeper (worker/sweeper.py) re-sends lost and orphaned jobs; run beat on one worker (-B).
+        beat_schedule={"sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s,
+                                 "options": {"expires": settings.sweep_interval_s}}},
+        beat_schedule_filename=str(Path(settings.data_dir) / "celerybeat-schedule"),
     )
     app.conf.charq_settings = settings
     return app
