@@ -139,14 +139,15 @@ def auth(api_key) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` subprocess on the test broker."""
 
-    def __init__(self, settings: Settings, queues: str = "train,generate", name: str | None = None):
+    def __init__(self, settings: Settings, queues: str = "train,generate", name: str | None = None,
+                 beat: bool = False):
         self.settings = settings
         self.name = name or f"w{uuid.uuid4().hex[:6]}"
         self.log_path = Path(settings.data_dir) / f"worker-{self.name}.log"
         env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "celery", "-A", "worker.main", "worker", "--pool=solo",
                "-Q", queues, "-n", f"{self.name}@%h", "--loglevel=INFO",
-               "--without-gossip", "--without-mingle"]
+               "--without-gossip", "--without-mingle"] + (["--beat"] if beat else [])
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

@@ -24,7 +24,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
     app = Celery("charq", broker=settings.broker, include=["worker.tasks"])
     # Redis redelivers an unacked message after the visibility timeout; Celery reads it from
     # both transport options and result-backend options, so set both alike.
-    transport_options = {"visibility_timeout": settings.visibility_timeout_s}
+    # The SQLAlchemy transport (embedded mode) hands its options to create_engine: Redis only.
+    redis = settings.broker.startswith(("redis://", "rediss://"))
+    transport_options = {"visibility_timeout": settings.visibility_timeout_s} if redis else {}
     app.conf.update(
         task_default_queue=GENERATE_QUEUE,
         task_queues=[Queue(TRAIN_QUEUE), Queue(GENERATE_QUEUE)],
