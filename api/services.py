@@ -187,8 +187,7 @@ def _enqueue(session: Session, celery: Celery, task: str, job: TrainingJob | Gen
                     task, job.id, exc_info=True)
         return
     try:
-        session.execute(update(type(job)).where(type(job).id == job.id)
-                        .values(enqueued_at=utcnow()))
+        job.enqueued_at = utcnow()  # the UPDATE sets this column only: the worker's stay
         session.commit()
     except SQLAlchemyError:
         session.rollback()
