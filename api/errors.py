@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, current_app, g
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
@@ -112,7 +112,11 @@ def register_error_handlers(app: Flask) -> None:
         headers = {}
         if getattr(exc, "valid_methods", None):
             headers["Allow"] = ", ".join(exc.valid_methods)
-        return error_response(exc.code or 500, code, exc.description or exc.name, None, headers)
+        message, details = exc.description or exc.name, None
+        if exc.code == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            message, details = f"request body larger than {limit} bytes", {"max_body_bytes": limit}
+        return error_response(exc.code or 500, code, message, details, headers)
 
     @app.errorhandler(sa_exc.IntegrityError)
     def on_integrity_error(exc: sa_exc.IntegrityError):

@@ -122,3 +122,26 @@ def test_readyz_and_requests_with_the_database_down(tmp_path):
     assert r.status_code == 503
     assert r.get_json()["error"] == {"code": "database_unavailable",
                                      "message": "database unavailable", "details": None}
+
+
+def test_broker_down_still_answers_202_and_leaves_the_job_for_the_sweeper(
+        quiet_settings, auth, sessions, caplog):  # noqa: F811
+    app = create_app(replace(quiet_settings, broker_url=DEAD["broker_url"]))
+    client = app.test_client()
+    corpus = upload(client, auth)
+    with caplog.at_level(logging.WARNING, logger="api"):
+        r = client.post("/v1/training-jobs", headers=auth, json={"corpus_id": corpus["id"]})
+    assert r.status_code == 202 and r.get_json()["status"] == "queued"
+    assert r.get_json()["enqueued_at"] is None
+    assert any("stays queued" in rec.getMessage() for rec in caplog.records)
+    got = client.get(f"/v1/training-jobs/{r.get_json()['id']}", headers=auth).get_json()
+    assert got["status"] == "queued" and got["enqueued_at"] is None
+    app.extensions["charq"].sessions.kw["bind"].dispose()
+
+
+def test_openapi_lists_every_v1_route_with_schemas(api_client):
+    spec = api_client.get("/openapi.json").get_json()
+    assert {"/v1/corpora", "/v1/training-jobs/{job_id}/cancel", "/v1/models/{model_id}/checkpoint",
+            "/v1/generation-jobs/{job_id}/samples"} <= set(spec["paths"])
+    hyper = spec["components"]["schemas"]["Hyperparameters"]["properties"]
+    assert "layers" in hyper and hyper["hidden_size"]["anyOf"][0]["maximum"] == 4096

@@ -43,19 +43,22 @@ def cancel_training_job(job_id: int):
 
 @bp.get("/<int:job_id>/metrics")
 def list_metrics(job_id: int):
-    rows = services.children(db_session(), TrainingMetric.training_job_id, _job(job_id).id, TrainingMetric.step)
+    rows = services.children(db_session(), TrainingMetric.training_job_id, _job(job_id).id,
+                             TrainingMetric.step)
     return {"object": "list", "data": [one(MetricOut.model_validate(r)) for r in rows]}
 
 
 @bp.get("/<int:job_id>/events")
 def list_events(job_id: int):
-    rows = services.children(db_session(), Event.training_job_id, _job(job_id).id, Event.id)
+    rows = services.children(db_session(), Event.training_job_id, _job(job_id).id,
+                             Event.id)
     return {"object": "list", "data": [one(EventOut.model_validate(r)) for r in rows]}
 
 
 @bp.get("/<int:job_id>/checkpoints")
 def list_checkpoints(job_id: int):
-    rows = services.children(db_session(), Checkpoint.training_job_id, _job(job_id).id, Checkpoint.step)
+    rows = services.children(db_session(), Checkpoint.training_job_id, _job(job_id).id,
+                             Checkpoint.step)
     return {"object": "list", "data": [one(CheckpointOut.model_validate(r)) for r in rows]}
 
 
