@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from worker.cli.engine import eval_command, sample_command, train_command
+from worker.cli.keys import keys
+from worker.cli.service import api, migrate, up, worker
 
 
 @click.group()
@@ -14,3 +16,5 @@ def main() -> None:
 main.add_command(train_command)
 main.add_command(sample_command)
 main.add_command(eval_command)
+for command in (up, api, worker, migrate, keys):
+    main.add_command(command)
