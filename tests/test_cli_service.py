@@ -141,49 +141,82 @@ def test_keys_without_a_database_says_to_migrate(tmp_path):
 
 # --- up --------------------------------------------------------------------------------------
 
+class Up:
+    """`charq up` in its own session, like a terminal's job: a SIGINT reaches it alone, as Ctrl-C would."""
+
+    def __init__(self, tmp_path: Path):
+        self.data_dir, self.port, self.log_path = tmp_path / "var", free_port(), tmp_path / "up.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([*CHARQ, "up", "--port", str(self.port)], cwd=REPO_ROOT,
+                                         env=charq_env(self.data_dir), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_printed(self, pattern: str, timeout: float = 120) -> str:
+        def printed() -> str | None:
+            if self.proc.poll() is not None:  # no point waiting: show why
+                raise AssertionError(f"up exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            return _match(pattern, self.log_path)
+
+        return wait_for(printed, timeout=timeout, what=f"{pattern!r} in {self.log_path}")
+
+    def wait_ready(self) -> tuple[str, str]:
+        """The printed URL and key, once the worker is ready too."""
+        url = self.wait_printed(r"charq is running at (http://\S+)")
+        key = _match(r"^\s+(charq_\S+)\s*$", self.log_path)
+        self.wait_printed(r"(charq0@\S+ ready\.)", timeout=90)
+        return url, key
+
+    def all_processes(self) -> dict[int, str]:
+        """gunicorn master + worker, celery worker + its embedded beat."""
+        wait_for(lambda: len(descendants(self.proc.pid)) >= 4, timeout=60, what="up's processes")
+        return descendants(self.proc.pid)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def up(tmp_path):
+    started = Up(tmp_path)
+    yield started
+    started.kill()
+
+
 @pytest.mark.slow
-def test_up_serves_the_api_and_stops_every_process_on_ctrl_c(tmp_path, tiny_corpus):
-    data_dir, port = tmp_path / "var", free_port()
-    log_path = tmp_path / "up.log"
-    with open(log_path, "wb") as log:
-        # Own session, like a terminal's job: the SIGINT below reaches `up` alone, as Ctrl-C would.
-        up = subprocess.Popen([*CHARQ, "up", "--port", str(port)], cwd=REPO_ROOT,
-                              env=charq_env(data_dir, CHARQ_SWEEP_INTERVAL_S="2"),
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def printed(pattern: str) -> str | None:
-            if up.poll() is not None:  # no point waiting: show why
-                raise AssertionError(f"up exited with {up.returncode}:\n{log_path.read_text()[-3000:]}")
-            return _match(pattern, log_path)
+def test_up_serves_the_api_and_stops_every_process_on_ctrl_c(up, tiny_corpus):
+    url, key = up.wait_ready()
+    assert url == f"http://127.0.0.1:{up.port}"
+    assert key and f"Authorization: Bearer {key}" in up.log()  # the key, and the curl line using it
 
-        url = wait_for(lambda: printed(r"charq is running at (http://\S+)"), timeout=120,
-                       what=f"the URL in {log_path}")
-        assert url == f"http://127.0.0.1:{port}"
-        key = _match(r"^\s+(charq_\S+)\s*$", log_path)
-        assert key, log_path.read_text()
-        assert f"Authorization: Bearer {key}" in log_path.read_text()  # the curl line
+    with urllib.request.urlopen(f"{url}/healthz", timeout=10) as resp:
+        assert resp.status == 200
+    status, body = _post_json(f"{url}/v1/corpora", {"name": "tiny", "text": tiny_corpus}, key)
+    assert status == 201, body
+    assert body["name"] == "tiny"
+    assert _post_json(f"{url}/v1/corpora", {"name": "x", "text": "ab"}, "wrong")[0] == 401
 
-        wait_for(lambda: printed(r"(charq0@\S+ ready\.)"), timeout=90,
-                 what=f"the worker's ready line in {log_path}")
-        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as resp:
-            assert resp.status == 200
-        status, body = _post_json(f"{url}/v1/corpora", {"name": "tiny", "text": tiny_corpus}, key)
-        assert status == 201, body
-        assert body["name"] == "tiny"
-        assert _post_json(f"{url}/v1/corpora", {"name": "x", "text": "ab"}, "wrong")[0] == 401
+    children = up.all_processes()
+    up.proc.send_signal(signal.SIGINT)
+    assert up.proc.wait(timeout=60) == 0, up.log()[-3000:]
+    wait_for(lambda: not still_running(children), timeout=10, what=f"{still_running(children)} to exit")
+    assert key.encode() not in (up.data_dir / "charq.db").read_bytes()  # only its hash is stored
 
-        # Every process `up` started: gunicorn master + worker, celery worker + embedded beat.
-        wait_for(lambda: len(descendants(up.pid)) >= 4, timeout=60, what="all of up's processes")
-        children = descendants(up.pid)
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0, log_path.read_text()[-3000:]
-        wait_for(lambda: not still_running(children), timeout=10,
-                 what=f"{still_running(children)} to exit")
-    finally:
-        if up.poll() is None:
-            os.killpg(up.pid, signal.SIGKILL)
-            up.wait()
-    assert not (data_dir / "charq.db").read_bytes().count(key.encode())
+
+@pytest.mark.slow
+def test_up_stops_everything_and_fails_when_a_child_dies(up):
+    up.wait_ready()
+    children = up.all_processes()
+    api_master, = [pid for pid in children if _stat(pid)[0] == up.proc.pid
+                   and b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.killpg(api_master, signal.SIGKILL)
+    assert up.proc.wait(timeout=60) != 0
+    assert "exited unexpectedly" in up.log()
+    wait_for(lambda: not still_running(children), timeout=10, what=f"{still_running(children)} to exit")
 
 
 def test_up_exits_nonzero_when_the_port_is_taken(tmp_path):
