@@ -9,7 +9,7 @@ from flask import Flask
 
 from api.context import Charq, close_session
 from api.errors import register_error_handlers
-from api.openapi import bp as openapi_bp
+from api.openapi import register_docs
 from api.routes import health, v1_blueprint
 from models import Settings, make_engine, make_sessions
 from worker.celery_app import create_celery
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["charq"] = Charq(settings, make_sessions(engine), create_celery(settings))
     register_error_handlers(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(openapi_bp)
+    register_docs(app)
     app.register_blueprint(v1_blueprint())
     app.teardown_appcontext(close_session)
     if not settings.auth_enabled:

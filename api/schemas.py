@@ -37,6 +37,8 @@ class Out(BaseModel):
 # --- requests -------------------------------------------------------------------------------
 
 class CorpusIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "fox", "text": "the quick brown fox jumps over the lazy dog.\n" * 4}]})
     name: str | None = Field(None, min_length=1, max_length=255)
     text: str
 
@@ -104,6 +106,9 @@ class Hyperparameters(Strict):
 
 
 class TrainingJobIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"corpus_id": 1, "name": "tiny", "hyperparameters": {
+            "hidden_size": 32, "layers": 1, "seq_len": 16, "batch_size": 8, "max_steps": 30}}]})
     corpus_id: int = Field(ge=1)
     name: str | None = Field(None, min_length=1, max_length=255)
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
@@ -111,6 +116,9 @@ class TrainingJobIn(Strict):
 
 
 class GenerationJobIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model_id": 1, "num_samples": 4, "max_length": 200, "temperature": 0.8, "top_p": 0.9,
+         "seed": 42}]})
     model_id: int = Field(ge=1)
     num_samples: int = Field(1, ge=1, le=10_000)
     max_length: int = Field(500, ge=1, le=10_000)
@@ -149,6 +157,27 @@ class SamplePageQuery(PageQuery):
 
 
 # --- responses ------------------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    code: str  # stable, machine-readable: not_found, validation_error, conflict, ...
+    message: str  # one line for humans
+    details: Any = None  # 422: a list of {"field", "message", "type"}
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx and 5xx answer has this body (see errors.py)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
+        "code": "validation_error", "message": "hyperparameters.hidden_size: Input should be "
+        "less than or equal to 4096", "details": [{"field": "hyperparameters.hidden_size",
+        "message": "Input should be less than or equal to 4096", "type": "less_than_equal"}]}}]})
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] | None = None  # /readyz: "ok" or "unavailable: <why>" per dependency
+
 
 class CorpusOut(Out):
     id: int
