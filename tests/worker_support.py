@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models import Checkpoint, Corpus, Event, TrainingJob, utcnow
+from models import Checkpoint, Corpus, Event, Tenant, TrainingJob, utcnow
+from worker.lstm.config import TrainConfig
 from tests.support import wait_for, wait_for_job
 
 # A model that learns tiny_corpus in a few seconds on a CPU.
@@ -65,9 +66,6 @@ def sha256_of(path: Path) -> str:
 
 def insert_training_job(sessions, data_dir: Path, text: str, **fields: Any) -> int:
     """A job row (and its tenant and corpus) written directly: no message is sent for it."""
-    from models import Tenant
-    from worker.lstm.config import TrainConfig
-
     corpus_path = Path("corpora") / f"{uuid.uuid4().hex}.txt"
     (Path(data_dir) / corpus_path).parent.mkdir(parents=True, exist_ok=True)
     (Path(data_dir) / corpus_path).write_text(text, "utf-8")
@@ -80,7 +78,7 @@ def insert_training_job(sessions, data_dir: Path, text: str, **fields: Any) -> i
         s.add(corpus)
         s.flush()
         job = TrainingJob(tenant_id=tenant.id, corpus_id=corpus.id,
-                          hyperparameters=TrainConfig(**TINY).to_dict(), created_at=utcnow(), **fields)
+                          hyperparameters=TrainConfig(**TINY).to_dict(), **{"created_at": utcnow(), **fields})
         s.add(job)
         s.flush()
         return job.id

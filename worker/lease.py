@@ -71,8 +71,8 @@ def claim_job(settings: Settings, table: Job, job_id: int) -> int | None:
         log.info("%s job %s: not claimable (final, or held by a live worker); message dropped", kind, job_id)
         return None
     if attempts > settings.max_attempts:
-        finish_job(settings, table, job_id, JobStatus.FAILED, "failed",
-                   f"gave up after {_attempts(attempts - 1)} (the worker died each time?)", level="error")
+        error = f"gave up after {_attempts(attempts - 1)} (the worker died each time?)"
+        finish_job(settings, table, job_id, JobStatus.FAILED, "failed", error, level="error", error=error)
         return None
     log.info("%s job %s: claimed by %s (attempt %d)", kind, job_id, worker_id(), attempts)
     write_quietly(settings, f"{kind} job {job_id}: event", lambda s: add_event(
