@@ -32,6 +32,10 @@ class Settings:
     visibility_timeout_s: int = 3600
     # Every /v1 request needs `Authorization: Bearer <key>`; turning it off is logged loudly.
     auth_enabled: bool = True
+    # Signs the dashboard's session cookie. Empty: generated once, kept in data_dir/secret_key.
+    secret_key: str = ""
+    # Worker log lines: "text" for people, "json" for log shippers (one object a line, with job_id).
+    log_format: str = "text"
 
     @property
     def database(self) -> str:
