@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from api import metrics, web
 from api.context import Charq, close_session
 from api.errors import register_error_handlers
 from api.openapi import register_docs
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     register_docs(app)
     app.register_blueprint(v1_blueprint())
+    metrics.init_app(app)  # GET /metrics and request latency
+    web.init_app(app)  # the dashboard under /
     app.teardown_appcontext(close_session)
     if not settings.auth_enabled:
         log.warning("AUTHENTICATION IS DISABLED (CHARQ_AUTH_ENABLED=false): anyone who can reach "
