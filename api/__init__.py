@@ -11,7 +11,7 @@ from api import metrics, web
 from api.context import Charq, close_session
 from api.errors import register_error_handlers
 from api.openapi import register_docs
-from api.routes import health, v1_blueprint
+from api.routes import IdConverter, health, v1_blueprint
 from models import Settings, make_engine, make_sessions
 from worker.celery_app import create_celery
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database, **_engine_options(settings))
     app.extensions["charq"] = Charq(settings, make_sessions(engine), create_celery(settings))
     register_error_handlers(app)
+    app.url_map.converters["int"] = IdConverter  # before any route is added
     app.register_blueprint(health.bp)
     register_docs(app)
     app.register_blueprint(v1_blueprint())

@@ -43,7 +43,7 @@ STREAM_PARAMS = [
     {"name": "stream", "in": "query", "required": False, "schema": {"type": "boolean"},
      "description": "true: Server-Sent Events (event, progress, status) until the job ends"},
     {"name": "Last-Event-ID", "in": "header", "required": False,
-     "schema": {"type": "integer", "minimum": 0}, "description": "stream: resume after this event"},
+     "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"}, "description": "stream: resume after this event"},
 ]
 
 CONTRACTS: dict[str, Contract] = {
@@ -140,7 +140,8 @@ def _operation(app: Flask, rule, refs: dict) -> dict[str, Any]:
                           "tags": [rule.endpoint.split(".")[-2]], "parameters": []}
     for arg in sorted(rule.arguments):
         op["parameters"].append({"name": arg, "in": "path", "required": True,
-                                 "schema": {"type": "integer", "minimum": 1}})
+                                 "schema": {"type": "integer", "minimum": 1,
+                                            "maximum": schemas.MAX_ID}})
     if c.query is not None:
         op["parameters"] += _query_parameters(c.query)
     errors = set(c.errors) | ({404} if rule.arguments else set())

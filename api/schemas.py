@@ -14,6 +14,7 @@ from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 from models import JobStatus
 
 MAX_SEED = 2**63 - 1
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns; a larger one can name no row
 
 
 def _utc(value: datetime) -> datetime:
@@ -109,7 +110,7 @@ class TrainingJobIn(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"corpus_id": 1, "name": "tiny", "hyperparameters": {
             "hidden_size": 32, "layers": 1, "seq_len": 16, "batch_size": 8, "max_steps": 30}}]})
-    corpus_id: int = Field(ge=1)
+    corpus_id: int = Field(ge=1, le=MAX_ID)
     name: str | None = Field(None, min_length=1, max_length=255)
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     max_runtime_s: float | None = Field(None, gt=0)  # capped by the server's max_runtime_s
@@ -119,7 +120,7 @@ class GenerationJobIn(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"model_id": 1, "num_samples": 4, "max_length": 200, "temperature": 0.8, "top_p": 0.9,
          "seed": 42}]})
-    model_id: int = Field(ge=1)
+    model_id: int = Field(ge=1, le=MAX_ID)
     num_samples: int = Field(1, ge=1, le=10_000)
     max_length: int = Field(500, ge=1, le=10_000)
     temperature: float = Field(1.0, gt=0, le=10)
@@ -133,7 +134,7 @@ class PageQuery(BaseModel):
     """?after=<id>&limit=N, newest first."""
 
     model_config = ConfigDict(extra="forbid")
-    after: int | None = Field(None, ge=0)
+    after: int | None = Field(None, ge=0, le=MAX_ID)
     limit: int = Field(20, ge=1)
 
     @field_validator("limit")
@@ -152,7 +153,7 @@ class JobPageQuery(PageQuery):
 class SamplePageQuery(PageQuery):
     """?after=<index>&limit=N in index order; ?format=jsonl streams every sample."""
 
-    after: int | None = Field(None, ge=-1)
+    after: int | None = Field(None, ge=-1, le=MAX_ID)
     format: Literal["json", "jsonl"] = "json"
 
 

@@ -53,7 +53,7 @@ def test_parameters_bodies_and_errors_are_described(spec):
         "$ref": "#/components/schemas/ErrorOut"}
     one = spec["paths"]["/v1/corpora/{corpus_id}"]["get"]["parameters"]
     assert one == [{"name": "corpus_id", "in": "path", "required": True,
-                    "schema": {"type": "integer", "minimum": 1}}]
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}]
     events = spec["paths"]["/v1/training-jobs/{job_id}/events"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     hyper = spec["components"]["schemas"]["Hyperparameters"]["properties"]
