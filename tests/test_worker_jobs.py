@@ -4,13 +4,14 @@ Rows are written directly, so no message exists for them and no worker process t
 """
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
 from models import JobStatus, TrainingJob, utcnow
-from tests.worker_support import events, insert_training_job, train_job
+from tests.worker_support import events, insert_training_job, train_job, wait_for_checkpoint
 from worker import jobs, lease, sweeper
 from worker.celery_app import TRAIN_TASK
 
@@ -87,3 +88,16 @@ def test_sweeper_resends_unsent_and_orphaned_jobs(settings, sessions, tiny_corpu
         with sessions.begin() as s:
             s.execute(update(TrainingJob).where(TrainingJob.id.in_([unsent, sent_now, lost, orphan, live]))
                       .values(status=JobStatus.CANCELLED))
+
+
+def test_training_stops_when_another_worker_takes_the_job(settings, sessions, job_id):
+    set_row(sessions, job_id, hyperparameters={**train_job(sessions, job_id).hyperparameters,
+                                               "max_steps": 100_000})
+    runner = threading.Thread(target=jobs.run_training_job, args=(job_id, settings))
+    runner.start()
+    wait_for_checkpoint(sessions, job_id)
+    set_row(sessions, job_id, worker="newowner:1")  # as if our lease ran out and another claimed it
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    job = train_job(sessions, job_id)  # nothing written over the new owner's row
+    assert job.status == JobStatus.RUNNING and job.worker == "newowner:1" and job.error is None

@@ -198,8 +198,17 @@ def run_generation_job(job_id: int, settings: Settings | None = None) -> None:
             started = time.perf_counter()
             texts = generate(model, vocab, cfg)
             chars_per_s = cfg.num_samples * cfg.length / max(time.perf_counter() - started, 1e-9)
+        # Sampling cannot be interrupted; a cancel that arrived meanwhile still wins.
+        status = renew_lease(settings, GenerationJob, job_id, timeout_s=60.0)
+    except LeaseLost:
+        log.warning("generation job %s: lease lost to another worker; samples not written", job_id)
+        return
     except Exception as exc:  # noqa: BLE001 - any failure is the job's, never the worker's
         fail_job(settings, GenerationJob, job_id, exc, plain=(PromptError, CorpusError, ValueError))
+        return
+    if status == JobStatus.CANCELLING:
+        finish_job(settings, GenerationJob, job_id, JobStatus.CANCELLED, "cancelled",
+                   "cancelled while sampling; samples discarded")
         return
     finish_job(settings, GenerationJob, job_id, JobStatus.SUCCEEDED, "succeeded",
                f"{len(texts)} samples of {cfg.length} characters ({chars_per_s:.0f} chars/s)",
