@@ -40,7 +40,7 @@ def test_compose_file_validates_against_the_compose_spec():
 
 
 def test_compose_has_the_services_of_the_deployment(compose):
-    assert set(compose["services"]) == {"postgres", "redis", *CHARQ_SERVICES}
+    assert set(compose["services"]) == {"postgres", "redis", "flower", *CHARQ_SERVICES}
 
 
 def test_servers_have_healthchecks_and_persistent_volumes(compose):
