@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api import services
+from api import event_stream, services
 from api.context import (celery, db_session, idempotency_key, json_body, parse, parse_query,
                          settings, tenant)
 from api.responses import one, page_body
@@ -50,8 +50,11 @@ def list_metrics(job_id: int):
 
 @bp.get("/<int:job_id>/events")
 def list_events(job_id: int):
-    rows = services.children(db_session(), Event.training_job_id, _job(job_id).id,
-                             Event.id)
+    """The job's events: a JSON list, or live Server-Sent Events (Accept: text/event-stream)."""
+    job = _job(job_id)
+    if event_stream.wanted():
+        return event_stream.training_job_events(job.id)
+    rows = services.children(db_session(), Event.training_job_id, job.id, Event.id)
     return {"object": "list", "data": [one(EventOut.model_validate(r)) for r in rows]}
 
 
