@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.engine` (engine), `python -m bench.service` (service)."""
