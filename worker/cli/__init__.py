@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from worker.cli.client import corpus_group, jobs_group, models_group
 from worker.cli.engine import eval_command, sample_command, train_command
 from worker.cli.keys import keys
 from worker.cli.service import api, migrate, up, worker
@@ -18,3 +19,5 @@ main.add_command(sample_command)
 main.add_command(eval_command)
 for command in (up, api, worker, migrate, keys):
     main.add_command(command)
+for group in (corpus_group, jobs_group, models_group):  # client commands: a server's nouns
+    main.add_command(group)
