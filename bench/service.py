@@ -43,7 +43,10 @@ def main() -> None:
                 corpus_id = stack.post("/v1/corpora", {"name": "bench", "text": CORPUS})["id"]
                 result["submit_to_start_s"] = submit_to_start(stack, corpus_id)
                 result["status_polls"] = status_polls(stack, corpus_id)
-            result["progress_writes"] = progress_write_cost(Path(tmp) / "progress")
+            # After the stack stopped, on the same kind of database (its PostgreSQL, or a fresh
+            # SQLite file), so the writes cost what the worker's do.
+            result["progress_writes"] = progress_write_cost(Path(tmp) / "progress",
+                                                            env.get("CHARQ_DATABASE_URL", ""))
         finally:
             cleanup()
     print(json.dumps(result, indent=2))
@@ -210,7 +213,7 @@ def parse_wrk(out: str) -> dict[str, Any]:
             "socket_errors": errors.group(0) if errors else None}
 
 
-def progress_write_cost(data_dir: Path) -> dict[str, Any]:
+def progress_write_cost(data_dir: Path, database_url: str = "") -> dict[str, Any]:
     """Training for a fixed time, twice each way: through the worker's callbacks (a progress row
     write every 0.2 s, timed) and through the bare engine with no callbacks. Steps/s compares them."""
     import torch
@@ -222,7 +225,8 @@ def progress_write_cost(data_dir: Path) -> dict[str, Any]:
     from worker.lstm.train import train
 
     torch.set_num_threads(1)  # steadier on a shared machine; both variants alike
-    settings = Settings(data_dir=data_dir, progress_interval_s=0.2, device="cpu")
+    settings = Settings(database_url=database_url, data_dir=data_dir, progress_interval_s=0.2,
+                        device="cpu")
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_database(settings.database)
     hyper = {**TINY, "max_steps": None, "time_budget_s": PROGRESS_RUN_S, "progress_every_s": 0.2}
