@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from models import Checkpoint, Corpus, Event, Tenant, TrainingJob, utcnow
 from worker.lstm.config import TrainConfig
-from tests.support import wait_for, wait_for_job
+from tests.support import wait_for
 
 # A model that learns tiny_corpus in a few seconds on a CPU.
 TINY = dict(embedding_size=16, hidden_size=32, num_layers=1, seq_len=16, batch_size=8,
@@ -83,5 +83,3 @@ def insert_training_job(sessions, data_dir: Path, text: str, **fields: Any) -> i
         s.flush()
         return job.id
 
-
-__all__ = ["TINY", "wait_for", "wait_for_job"]

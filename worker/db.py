@@ -6,6 +6,7 @@ so a child never shares a connection pool with its parent.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Callable, TypeVar
 
@@ -18,13 +19,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _sessions: dict[str, sessionmaker] = {}
+_lock = threading.Lock()
 
 
 def sessions_for(settings: Settings) -> sessionmaker:
     url = settings.database
-    if url not in _sessions:
-        _sessions[url] = make_sessions(make_engine(url))
-    return _sessions[url]
+    with _lock:  # --pool=threads: two first jobs must not build two engines
+        if url not in _sessions:
+            _sessions[url] = make_sessions(make_engine(url))
+        return _sessions[url]
 
 
 def forget_engines() -> None:

@@ -11,18 +11,17 @@ import re
 import threading
 import time
 from dataclasses import fields, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from models import (Checkpoint, Corpus, GenerationJob, JobStatus, Sample, Settings, TrainedModel,
                     TrainingJob, TrainingMetric, utcnow)
-from worker.db import retry, sessions_for
+from worker.db import sessions_for
 from worker.lease import (LeaseLost, add_event, as_utc, claim_job, fail_job, finish_job, renew_lease,
-                          write_quietly)
+                          worker_id, write_quietly)
 from worker.lstm.checkpoint import latest_checkpoint
 from worker.lstm.config import SampleConfig, TrainConfig
 from worker.lstm.data import CorpusError, load_corpus
@@ -221,7 +220,7 @@ class LeaseKeeper:
     """A thread renewing a generation job's lease every lease_s / 3 while the block runs."""
 
     def __init__(self, settings: Settings, job_id: int):
-        self.settings, self.job_id = settings, job_id
+        self.settings, self.job_id, self.owner = settings, job_id, worker_id()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
 
@@ -236,7 +235,7 @@ class LeaseKeeper:
     def _run(self) -> None:
         while not self.done.wait(self.settings.lease_s / 3):
             try:
-                renew_lease(self.settings, GenerationJob, self.job_id)
+                renew_lease(self.settings, GenerationJob, self.job_id, owner=self.owner)
             except LeaseLost:
                 log.warning("generation job %s: lease lost; the result will not be written", self.job_id)
                 return

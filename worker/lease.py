@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import traceback
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,8 +36,13 @@ def as_utc(when: datetime | None) -> datetime | None:
 
 
 def worker_id() -> str:
-    # Read per call: a forked pool child has its own pid.
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """hostname:pid, plus the thread under `--pool=threads`, where one process runs several jobs.
+
+    Read per call: a forked pool child has its own pid.
+    """
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    thread = threading.current_thread()
+    return me if thread is threading.main_thread() else f"{me}:{thread.name}"
 
 
 # ---- claim -------------------------------------------------------------------------------------
@@ -49,7 +55,7 @@ def claim_job(settings: Settings, table: Job, job_id: int) -> int | None:
     WHERE id=:id AND (status='queued' OR (status='running' AND lease_until < :now)) RETURNING attempts
     None means the message is stale or a duplicate (final, or held by a live worker): drop it.
     """
-    now = utcnow()
+    now, me = utcnow(), worker_id()
 
     def attempt() -> int | None:
         with sessions_for(settings).begin() as s:
@@ -58,15 +64,15 @@ def claim_job(settings: Settings, table: Job, job_id: int) -> int | None:
                 .where(table.id == job_id, or_(
                     table.status == JobStatus.QUEUED,
                     and_(table.status == JobStatus.RUNNING, table.lease_until < now)))
-                .values(status=JobStatus.RUNNING, worker=worker_id(), attempts=table.attempts + 1,
+                .values(status=JobStatus.RUNNING, worker=me, attempts=table.attempts + 1,
                         lease_until=now + timedelta(seconds=settings.lease_s),
                         started_at=func.coalesce(table.started_at, now))
                 .returning(table.attempts)
                 .execution_options(synchronize_session=False)
             ).scalar_one_or_none()
 
-    attempts = retry(attempt, f"{table.__tablename__} {job_id}: claim")
     kind = _kind(table)
+    attempts = retry(attempt, f"{kind} job {job_id}: claim")
     if attempts is None:
         log.info("%s job %s: not claimable (final, or held by a live worker); message dropped", kind, job_id)
         return None
@@ -74,9 +80,9 @@ def claim_job(settings: Settings, table: Job, job_id: int) -> int | None:
         error = f"gave up after {_attempts(attempts - 1)} (the worker died each time?)"
         finish_job(settings, table, job_id, JobStatus.FAILED, "failed", error, level="error", error=error)
         return None
-    log.info("%s job %s: claimed by %s (attempt %d)", kind, job_id, worker_id(), attempts)
+    log.info("%s job %s: claimed by %s (attempt %d)", kind, job_id, me, attempts)
     write_quietly(settings, f"{kind} job {job_id}: event", lambda s: add_event(
-        s, table, job_id, "started", f"started on worker {worker_id()} (attempt {attempts})"))
+        s, table, job_id, "started", f"started on worker {me} (attempt {attempts})"))
     return attempts
 
 
@@ -153,17 +159,20 @@ def _kind(table: Job) -> str:
 
 
 def renew_lease(settings: Settings, table: Job, job_id: int, values: dict[str, Any] | None = None,
-                extra=None, timeout_s: float = 0.0) -> JobStatus:
+                extra=None, timeout_s: float = 0.0, owner: str | None = None) -> JobStatus:
     """Heartbeat: move lease_until forward (with progress `values`, `extra(session)` rows) if still ours.
 
     Returns the row's status (running, or cancelling when a cancel was requested); raises LeaseLost
     if the row is no longer ours and OperationalError if the database stays unreachable.
+    `owner` is for a helper thread renewing on behalf of the thread that claimed the job.
     """
+    owner = owner or worker_id()
+
     def attempt() -> JobStatus | None:
         with sessions_for(settings).begin() as s:
             status = s.execute(
                 update(table)
-                .where(table.id == job_id, table.worker == worker_id(), table.status.in_(ACTIVE))
+                .where(table.id == job_id, table.worker == owner, table.status.in_(ACTIVE))
                 .values(lease_until=utcnow() + timedelta(seconds=settings.lease_s), **(values or {}))
                 .returning(table.status)
                 .execution_options(synchronize_session=False)

@@ -6,8 +6,6 @@ by the claim (worker/lease.py), so when in doubt the sweeper sends.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-
 from sqlalchemy import or_, select, update
 
 from models import GenerationJob, JobStatus, Settings, TrainingJob, utcnow
