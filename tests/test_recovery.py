@@ -1,6 +1,6 @@
 """Recovery on PostgreSQL + Redis: killed workers, duplicate messages, a broker that lost its queue.
 
-Own Redis db (14) so the session's shared worker (db 15) never takes these jobs; short leases.
+A Redis db of their own (14) so the session's shared worker (db 15) never takes these jobs; short leases.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from tests.worker_support import events, submit_training, upload_corpus, wait_fo
 from worker.celery_app import TRAIN_TASK, create_celery
 from worker.lstm.checkpoint import latest_checkpoint
 
-BROKER_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
+_base, _db = REDIS_URL.rsplit("/", 1)
+BROKER_URL = f"{_base}/{14 if _db != '14' else 13}"
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,11 @@ def run_training_job(job_id: int, settings: Settings | None = None) -> None:
         return
     try:
         run = TrainingRun(settings, job_id)
-        result = run.train()
+        run.finish(run.train())
     except LeaseLost:
         log.warning("training job %s: lease lost to another worker; stopped without writing", job_id)
     except Exception as exc:  # noqa: BLE001 - any failure is the job's, never the worker's
         fail_job(settings, TrainingJob, job_id, exc, plain=(CorpusError,))
-    else:
-        run.finish(result)
 
 
 class TrainingRun:
@@ -122,9 +120,10 @@ class TrainingRun:
 
     def on_checkpoint(self, info) -> None:
         log.info("training job %s: checkpoint at step %d: %s", self.job_id, info.step, info.path)
-        write_quietly(self.settings, f"training job {self.job_id}: checkpoint row",
-               lambda s: self._record_checkpoint(s, info.step, info.path, info.sha256,
-                                                 info.size_bytes, info.val_loss))
+        def record(s) -> None:
+            self._record_checkpoint(s, info.step, info.path, info.sha256, info.size_bytes, info.val_loss)
+
+        write_quietly(self.settings, f"training job {self.job_id}: checkpoint row", record)
 
     def _record_checkpoint(self, s, step: int, path: Path, sha256: str, size_bytes: int,
                            val_loss: float | None, event: bool = True) -> None:
@@ -146,7 +145,7 @@ class TrainingRun:
     def finish(self, result) -> None:
         step = f"step {result.steps}"
         if result.stop_reason == "stopped" and self.timed_out:
-            error = f"exceeded max_runtime_s={self.max_runtime_s:g} (stopped at {step}; last checkpoint kept)"
+            error = f"exceeded max_runtime_s={self.max_runtime_s:g} (stopped at {step}; checkpoint kept)"
             finish_job(self.settings, TrainingJob, self.job_id, JobStatus.FAILED, "failed", error,
                        level="error", error=error)
         elif result.stop_reason == "stopped":
