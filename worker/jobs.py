@@ -22,11 +22,11 @@ from models import (Checkpoint, Corpus, GenerationJob, JobStatus, Sample, Settin
 from worker.db import sessions_for
 from worker.lease import (LeaseLost, add_event, as_utc, claim_job, fail_job, finish_job, renew_lease,
                           worker_id, write_quietly)
-from worker.lstm.checkpoint import latest_checkpoint
+from worker.lstm.checkpoint import CheckpointInfo, latest_checkpoint
 from worker.lstm.config import SampleConfig, TrainConfig
 from worker.lstm.data import CorpusError, load_corpus
 from worker.lstm.sample import PromptError, generate
-from worker.lstm.train import train
+from worker.lstm.train import Progress, TrainResult, train
 from worker.model_cache import cached_model, file_sha256
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class TrainingRun:
         self.cancelled = self.timed_out = False
         self.last_beat = 0.0
 
-    def train(self):
+    def train(self) -> TrainResult:
         cfg = TrainConfig.from_dict(self.hyperparameters)
         # The engine polls should_stop (our heartbeat) once per progress report: keep that well
         # inside the lease. The worker knows its own hardware: a configured device wins.
@@ -84,7 +84,7 @@ class TrainingRun:
 
     # Engine callbacks. Each is a short transaction; only LeaseLost escapes (it ends the attempt).
 
-    def on_progress(self, p) -> None:
+    def on_progress(self, p: Progress) -> None:
         is_eval = p.val_loss is not None
         if not is_eval and time.monotonic() - self.last_beat < self.settings.progress_interval_s:
             return
@@ -118,7 +118,7 @@ class TrainingRun:
             log.info("training job %s: cancel requested; stopping", self.job_id)
             self.cancelled = True
 
-    def on_checkpoint(self, info) -> None:
+    def on_checkpoint(self, info: CheckpointInfo) -> None:
         log.info("training job %s: checkpoint at step %d: %s", self.job_id, info.step, info.path)
         def record(s) -> None:
             self._record_checkpoint(s, info.step, info.path, info.sha256, info.size_bytes, info.val_loss)
@@ -142,7 +142,7 @@ class TrainingRun:
     def relative(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path(self.settings.data_dir).resolve()))
 
-    def finish(self, result) -> None:
+    def finish(self, result: TrainResult) -> None:
         step = f"step {result.steps}"
         if result.stop_reason == "stopped" and self.timed_out:
             error = f"exceeded max_runtime_s={self.max_runtime_s:g} (stopped at {step}; checkpoint kept)"
@@ -154,7 +154,7 @@ class TrainingRun:
         else:
             self.succeed(result)
 
-    def succeed(self, result) -> None:
+    def succeed(self, result: TrainResult) -> None:
         ckpt = Path(result.checkpoint)
         meta = json.loads((ckpt / "model.json").read_text("utf-8"))
         weights = ckpt / "model.safetensors"
