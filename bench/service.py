@@ -1,4 +1,5 @@
-"""Service benchmark: submit-to-start latency, status polls under load, cost of progress writes.
+"""Service benchmark: submit-to-start latency, status polls under load, submissions under load
+(none lost), cost of progress writes.
 
     make bench-service                          # charq up on a temp dir: SQLite + SQLAlchemy broker
     CHARQ_BENCH_POSTGRES=1 make bench-service   # the same on PostgreSQL + Redis (CHARQ_TEST_* URLs)
@@ -43,6 +44,7 @@ def main() -> None:
                 corpus_id = stack.post("/v1/corpora", {"name": "bench", "text": CORPUS})["id"]
                 result["submit_to_start_s"] = submit_to_start(stack, corpus_id)
                 result["status_polls"] = status_polls(stack, corpus_id)
+                result["submissions_under_load"] = submissions_under_load(stack, corpus_id)
             # After the stack stopped, on the same kind of database (its PostgreSQL, or a fresh
             # SQLite file), so the writes cost what the worker's do.
             result["progress_writes"] = progress_write_cost(Path(tmp) / "progress",
@@ -195,6 +197,119 @@ def status_polls(stack: Stack, corpus_id: int) -> dict[str, Any]:
     return {**parse_wrk(out), "connections": 16, "duration_s": WRK_SECONDS,
             "job_status_during_load": status["status"],
             "job_progress_after_load": status.get("progress")}
+
+
+# wrk's Lua: every POST_EVERY-th request submits a small generation job with a unique
+# Idempotency-Key, the rest poll a training job. response() counts the 202s and keeps their ids;
+# done() merges the threads' counts and writes them to CHARQ_WRK_OUT for the row check.
+SUBMIT_LUA = r"""
+local threads, count = {}, 0
+function setup(thread)
+  count = count + 1
+  thread:set("tid", count)
+  table.insert(threads, thread)
+end
+function init(args)
+  prefix, poll_path, body, every = args[1], args[2], args[3], tonumber(args[4])
+  n, posts, accepted, server_errors, other, ids = 0, 0, 0, 0, 0, ""
+  post_headers = {["Content-Type"] = "application/json"}
+  for name, value in pairs(wrk.headers) do post_headers[name] = value end
+end
+function request()
+  n = n + 1
+  if n % every == 0 then
+    posts = posts + 1
+    post_headers["Idempotency-Key"] = prefix .. "-" .. tid .. "-" .. n
+    return wrk.format("POST", "/v1/generation-jobs", post_headers, body)
+  end
+  return wrk.format("GET", poll_path)
+end
+function response(status, headers, body)
+  if status == 202 then
+    accepted = accepted + 1
+    ids = ids .. (string.match(body, '"id":%s*(%d+)') or "?") .. ","
+  elseif status >= 500 then
+    server_errors = server_errors + 1
+  elseif status ~= 200 then
+    other = other + 1
+  end
+end
+function done(summary, latency, requests)
+  local out = {posts = 0, accepted = 0, server_errors = 0, other = 0}
+  local all_ids = ""
+  for _, t in ipairs(threads) do
+    for name, _ in pairs(out) do out[name] = out[name] + t:get(name) end
+    all_ids = all_ids .. t:get("ids")
+  end
+  local f = io.open(os.getenv("CHARQ_WRK_OUT"), "w")
+  f:write(string.format('{"posts": %d, "accepted": %d, "server_errors": %d, "other_non_2xx": %d, ',
+                        out.posts, out.accepted, out.server_errors, out.other))
+  f:write('"ids": [' .. string.gsub(all_ids, ",$", "") .. ']}')
+  f:close()
+end
+"""
+POST_EVERY = 10
+
+
+def submissions_under_load(stack: Stack, corpus_id: int) -> dict[str, Any]:
+    """wrk: status polls plus small generation submissions while a training job runs; then every
+    202 wrk saw must be a row, and every submitted row must reach a final state."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"error": "wrk not found (apt-get install -y wrk)"}
+    model_job = stack.post("/v1/training-jobs", {"corpus_id": corpus_id,
+                                                 "hyperparameters": {**TINY, "max_steps": 20}})
+    stack.wait_status(model_job["id"], {"succeeded"}, timeout=120, interval=0.1)
+    model_id = stack.request("GET", f"/v1/training-jobs/{model_job['id']}")["model_id"]
+    # Trains through the load (on the one worker, so the submissions queue behind it).
+    busy = stack.post("/v1/training-jobs", {"corpus_id": corpus_id, "hyperparameters": {
+        **TINY, "time_budget_s": WRK_SECONDS + 5}})
+    stack.wait_status(busy["id"], {"running"})
+    prefix = f"wrk-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"model_id": model_id, "num_samples": 1, "max_length": 16})
+    script, out_path = stack.tmp / "submit.lua", stack.tmp / "submit-counts.json"
+    script.write_text(SUBMIT_LUA)
+    try:
+        out = subprocess.run(
+            [wrk, "-t2", "-c16", f"-d{WRK_SECONDS}s", "--latency", "-s", str(script), "-H",
+             f"Authorization: Bearer {stack.key}", stack.url, "--", prefix,
+             f"/v1/training-jobs/{busy['id']}", body, str(POST_EVERY)],
+            capture_output=True, text=True, timeout=WRK_SECONDS + 30,
+            env={**os.environ, "CHARQ_WRK_OUT": str(out_path)}).stdout
+        busy_status = stack.request("GET", f"/v1/training-jobs/{busy['id']}")["status"]
+    finally:
+        if stack.row_status(busy["id"]) == "running":  # else its time budget ended it already
+            stack.stop_job(busy["id"])
+    counts = json.loads(out_path.read_text())
+    ids = counts.pop("ids")
+    return {**parse_wrk(out), **counts, **check_submissions(stack, prefix, ids),
+            "connections": 16, "duration_s": WRK_SECONDS, "post_every": POST_EVERY,
+            "training_job_status_during_load": busy_status}
+
+
+def check_submissions(stack: Stack, prefix: str, accepted_ids: list[int],
+                      timeout: float = 300.0) -> dict[str, Any]:
+    """Rows with this run's keys: all 202s among them, each in a final state within the timeout."""
+    import sqlalchemy as sa
+
+    query = sa.text("SELECT id, status FROM generation_jobs WHERE idempotency_key LIKE :p")
+    t0, final = time.monotonic(), {"succeeded", "failed", "cancelled"}
+    while True:
+        with stack.engine.connect() as conn:
+            rows = dict(conn.execute(query, {"p": f"{prefix}-%"}).all())
+        if all(s in final for s in rows.values()) or time.monotonic() - t0 > timeout:
+            break
+        time.sleep(0.5)
+    statuses = list(rows.values())
+    return {
+        "rows": len(rows),
+        "accepted_without_row": len(set(accepted_ids) - set(rows)),
+        "rows_not_seen_accepted": len(set(rows) - set(accepted_ids)),  # in flight when wrk stopped
+        "rows_final": sum(s in final for s in statuses),
+        "rows_by_status": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "drain_s": round(time.monotonic() - t0, 1),
+        "lost": len(set(accepted_ids) - set(rows)) + sum(s not in final for s in statuses),
+    }
 
 
 def parse_wrk(out: str) -> dict[str, Any]:
