@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from models.settings import Settings
 
@@ -29,7 +29,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
     transport_options = {"visibility_timeout": settings.visibility_timeout_s} if redis else {}
     app.conf.update(
         task_default_queue=GENERATE_QUEUE,
-        task_queues=[Queue(TRAIN_QUEUE), Queue(GENERATE_QUEUE)],
+        # One exchange per queue: with a shared default exchange both queues end up bound to the
+        # same routing key, and a training message is copied into the generate queue too.
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name)
+                     for name in (TRAIN_QUEUE, GENERATE_QUEUE)],
         task_routes={name: {"queue": queue} for name, queue in QUEUE_OF_TASK.items()},
         # Jobs are long: take one at a time, ack only when done so a dead worker's job is redelivered.
         task_acks_late=True,
