@@ -55,6 +55,7 @@ def bench_quality(text: str, budget_s: float) -> dict:
     log(f"quality: {budget_s:.0f} s with defaults {cfg.to_dict()}")
     with tempfile.TemporaryDirectory() as d:
         r = train(cfg, text, Path(d))
+    log(f"quality: val {r.val_loss:.4f} nats/char after {r.steps} steps, {r.chars_per_s:,.0f} chars/s")
     return {"budget_s": budget_s, "val_loss": r.val_loss, "val_bpc": r.val_bpc, "steps": r.steps,
             "chars_per_s": r.chars_per_s, "elapsed_s": r.elapsed_s, "num_params": r.num_params,
             "target_val_loss": 1.50, "met": r.val_loss <= 1.50, "config": cfg.to_dict()}
