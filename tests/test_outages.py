@@ -206,6 +206,7 @@ def test_job_that_kills_its_workers_fails_after_max_attempts(stack, start_worker
     done = wait_for_job(client, f"/v1/training-jobs/{job['id']}", auth, timeout=60)
     assert done["status"] == "failed", done
     assert "gave up after 2 attempts" in done["error"], done["error"]
+    assert done["attempts"] == 2, done
     assert done["model_id"] is None
     failed = [e for e in events(stack.sessions, job["id"]) if e.kind == "failed"]
     assert len(failed) == 1 and failed[0].level == "error" and "gave up" in failed[0].message

@@ -57,6 +57,7 @@ def test_gives_up_after_max_attempts(settings, sessions, job_id):
     job = train_job(sessions, job_id)
     assert job.status == JobStatus.FAILED and job.finished_at
     assert job.error == f"gave up after {settings.max_attempts} attempts (the worker died each time?)"
+    assert job.attempts == settings.max_attempts  # the claim that gave up is not an attempt
     assert events(sessions, job_id)[-1].level == "error"
 
 

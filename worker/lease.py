@@ -78,7 +78,9 @@ def claim_job(settings: Settings, table: Job, job_id: int) -> int | None:
         return None
     if attempts > settings.max_attempts:
         error = f"gave up after {_attempts(attempts - 1)} (the worker died each time?)"
-        finish_job(settings, table, job_id, JobStatus.FAILED, "failed", error, level="error", error=error)
+        # This claim only gives up: it is not an attempt, so `attempts` says what really ran.
+        finish_job(settings, table, job_id, JobStatus.FAILED, "failed", error, level="error",
+                   error=error, attempts=attempts - 1)
         return None
     log.info("%s job %s: claimed by %s (attempt %d)", kind, job_id, me, attempts)
     write_quietly(settings, f"{kind} job {job_id}: event", lambda s: add_event(
