@@ -18,7 +18,7 @@ from tests.conftest import REPO_ROOT
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")  # ${NAME}, ${NAME:-default}, ${NAME:?message}
-CHARQ_SERVICES = ["migrate", "api", "worker-train", "worker-generate"]
+CHARQ_SERVICES = ["migrate", "api", "worker-train", "worker-generate", "beat"]
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +82,10 @@ def test_training_worker_reserves_one_gpu_and_runs_one_job(compose):
 
 
 def test_exactly_one_beat(compose):
-    with_beat = [name for name, s in compose["services"].items() if "--beat" in (s.get("command") or [])]
-    assert with_beat == ["worker-generate"]
-    assert "replicas" not in compose["services"]["worker-generate"].get("deploy", {})
+    services = compose["services"]
+    assert not [name for name, s in services.items() if "--beat" in (s.get("command") or [])]
+    assert [name for name, s in services.items() if "beat" in (s.get("command") or [])[:4]] == ["beat"]
+    assert "replicas" not in services["beat"].get("deploy", {})
 
 
 def test_no_secret_is_written_inline(compose):

@@ -2,29 +2,35 @@
 
 Names are a contract with messages already queued: new arguments get defaults. The row is the
 truth, so a task returns nothing and raises nothing for a job's failure (it is written to the row).
+The engine (torch) is imported by the task that runs it, not here: beat and Flower load this module
+too, and run from the API image, which has no torch.
 """
 from __future__ import annotations
 
 import logging
+import sys
 
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from worker import jobs, sweeper
+from worker import sweeper
 from worker.celery_app import GENERATE_TASK, SWEEP_TASK, TRAIN_TASK
 from worker.db import forget_engines
-from worker.model_cache import forget_models
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(name=TRAIN_TASK, bind=True)
 def train(self, job_id: int) -> None:
+    from worker import jobs
+
     jobs.run_training_job(job_id, self.app.conf.charq_settings)
 
 
 @shared_task(name=GENERATE_TASK, bind=True)
 def generate(self, job_id: int) -> None:
+    from worker import jobs
+
     jobs.run_generation_job(job_id, self.app.conf.charq_settings)
 
 
@@ -40,4 +46,5 @@ def sweep(self) -> None:
 def _fresh_process(**_kwargs) -> None:
     """A forked pool child must not reuse its parent's database connections or models."""
     forget_engines()
-    forget_models()
+    if "worker.model_cache" in sys.modules:  # only a process that ran a job has models to drop
+        sys.modules["worker.model_cache"].forget_models()
