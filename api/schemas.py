@@ -75,8 +75,9 @@ class Hyperparameters(Strict):
     checkpoint_every: int | None = Field(None, ge=1, le=10_000_000)
     progress_every_s: float | None = Field(None, ge=0.1, le=3600)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    precision: Literal["auto", "bf16", "fp32"] | None = None
 
-    @field_validator("normalize", "seed", "embedding_size", "hidden_size", "num_layers", "dropout",
+    @field_validator("normalize", "precision", "seed", "embedding_size", "hidden_size", "num_layers", "dropout",
                      "seq_len", "batch_size", "val_fraction", "learning_rate", "min_lr_ratio",
                      "warmup_steps", "weight_decay", "grad_clip", "eval_every", "checkpoint_every",
                      "progress_every_s", mode="before")

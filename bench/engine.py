@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from worker.lstm.config import SampleConfig, TrainConfig
 from worker.lstm.data import BatchStream, Vocab, load_corpus, split_text
-from worker.lstm.device import prepare_device, resolve_device
+from worker.lstm.device import prepare_device, resolve_device, use_bf16
 from worker.lstm.model import CharLSTM
 from worker.lstm.sample import generate
 from worker.lstm.train import train
@@ -34,9 +34,9 @@ def log(msg: str) -> None:
     print(f"[bench.engine] {msg}", file=sys.stderr, flush=True)
 
 
-def matmul_flops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
-    """Best-of-5 fp32 FLOP/s of an n x n matmul: the machine's ceiling for dense work."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_flops(device: torch.device, dtype=torch.float32, n: int = 2048, reps: int = 10) -> float:
+    """Best-of-5 FLOP/s of an n x n matmul in dtype: the machine's ceiling for dense work."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = 0.0
     for _ in range(5):
         a @ b
@@ -69,11 +69,14 @@ def bare_loop(cfg: TrainConfig, text: str, steps: int, device: torch.device) -> 
     torch.manual_seed(cfg.seed)
     model = CharLSTM(cfg.model_config(vocab.vocab_size)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.99))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=use_bf16(device, cfg.precision))  # as train() does
     state = None
     for _ in range(steps):
         x, y, restarted = batches.next()
-        logits, state = model(x.to(device), None if restarted else state)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten())
+        with autocast:
+            logits, state = model(x.to(device), None if restarted else state)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten())
         state = tuple(s.detach() for s in state)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -111,7 +114,7 @@ def bench_throughput(text: str, steps: int, rounds: int) -> dict:
                 cps, num_params = engine_run(cfg, text, steps)
                 engine.append(cps)
         log(f"throughput round {i + 1}: bare {bare[-1]:,.0f} engine {engine[-1]:,.0f} chars/s")
-    peak = matmul_flops(device)
+    peak, peak_bf16 = matmul_flops(device), matmul_flops(device, torch.bfloat16)
     best_engine = max(engine)
     vocab_size = len(set(text))
     dense_params = num_params - vocab_size * cfg.embedding_size  # embedding is a lookup, not a matmul
@@ -121,7 +124,9 @@ def bench_throughput(text: str, steps: int, rounds: int) -> dict:
         "bare_chars_per_s": bare, "engine_chars_per_s": engine,
         "overhead_best": 1 - max(engine) / max(bare),
         "overhead_median": 1 - statistics.median(engine) / statistics.median(bare),
-        "matmul_fp32_flops": peak, "train_flops": train_flops, "flops_fraction": train_flops / peak,
+        "bf16_autocast": use_bf16(device, cfg.precision),
+        "matmul_fp32_flops": peak, "matmul_bf16_flops": peak_bf16, "train_flops": train_flops,
+        "flops_fraction": train_flops / peak, "flops_fraction_of_bf16_peak": train_flops / peak_bf16,
         "num_params": num_params, "dense_params": dense_params,
     }
 

@@ -19,8 +19,10 @@ def tiny(**overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
-def test_loss_falls_on_repetitive_text(tmp_path):
-    result = train(tiny(max_steps=150, eval_every=150, checkpoint_every=150), TEXT, tmp_path)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_loss_falls_on_repetitive_text(tmp_path, precision):
+    cfg = tiny(max_steps=150, eval_every=150, checkpoint_every=150, precision=precision)
+    result = train(cfg, TEXT, tmp_path)
     # uniform guessing costs ln(29) = 3.37 nats/char; the text is periodic, so a model that learned
     # it is far below even a unigram model (~2.9)
     assert result.val_loss < 1.0
@@ -47,8 +49,10 @@ def test_time_budget_stops_the_run(tmp_path):
     assert result.elapsed_s >= 0.5
 
 
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    cfg = tiny(dropout=0.2, max_steps=40, checkpoint_every=100)  # dropout: RNG state must resume too
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path, precision):
+    # dropout: the RNG state must resume too
+    cfg = tiny(dropout=0.2, max_steps=40, checkpoint_every=100, precision=precision)
     full = train(cfg, TEXT, tmp_path / "full")
     calls = iter(range(100))
     stopped = train(cfg, TEXT, tmp_path / "part", should_stop=lambda: next(calls) >= 16)
@@ -68,6 +72,11 @@ def test_too_small_corpus_is_a_corpus_error(tmp_path, text):
         train(tiny(), text, tmp_path)  # 8 streams x 16 chars need 129 training chars
 
 
+def test_precision_must_be_known(tmp_path):
+    with pytest.raises(ValueError, match="precision must be auto, bf16 or fp32"):
+        train(tiny(precision="fp16"), TEXT, tmp_path)
+
+
 def test_a_stopping_rule_is_required(tmp_path):
     with pytest.raises(ValueError, match="max_steps"):
         train(tiny(max_steps=None), TEXT, tmp_path)
@@ -79,5 +88,6 @@ def test_lr_warms_up_then_decays_to_the_floor():
     assert get_lr(cfg, 10, 0.0) == pytest.approx(1.0)
     assert get_lr(cfg, 60, 0.0) == pytest.approx(0.55)
     assert get_lr(cfg, 110, 0.0) == pytest.approx(0.1)
-    timed = TrainConfig(learning_rate=1.0, warmup_steps=0, max_steps=None, time_budget_s=100.0)
+    timed = TrainConfig(learning_rate=1.0, min_lr_ratio=0.1, warmup_steps=0, max_steps=None,
+                        time_budget_s=100.0)
     assert get_lr(timed, 5, 50.0) == pytest.approx(0.55)

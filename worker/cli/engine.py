@@ -50,6 +50,8 @@ def _emit(data, as_json: bool, human: str) -> None:
 @click.option("--checkpoint-every", type=int)
 @click.option("--eval-every", type=int)
 @click.option("--device")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]),
+              help="auto: bf16 where the hardware runs it natively")
 @click.option("--seed", type=int)
 @click.option("--resume", type=click.Path(path_type=Path), help="checkpoint (or run dir) to resume")
 @click.option("--json", "as_json", is_flag=True, help="final line is JSON")

@@ -36,7 +36,7 @@ class TrainConfig:
     normalize: Normalize = "ascii"  # unidecode to ASCII, as in the original char-rnn post
     # optimisation
     learning_rate: float = 5e-3  # peak AdamW learning rate (beat 3e-3 at equal chars on CPU runs)
-    min_lr_ratio: float = 0.1  # cosine decay ends at learning_rate * min_lr_ratio
+    min_lr_ratio: float = 0.02  # cosine decay ends at learning_rate * min_lr_ratio
     warmup_steps: int = 100
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max global gradient norm
@@ -50,6 +50,8 @@ class TrainConfig:
     # reproducibility and placement
     seed: int = 1337
     device: str = "auto"  # "auto" picks cuda, then cpu
+    # "auto": bf16 autocast where the hardware runs it natively (recent GPUs, AMX CPUs), else fp32
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from worker.lstm.checkpoint import CheckpointInfo, load_model, load_train_state, save_checkpoint
 from worker.lstm.config import TrainConfig
 from worker.lstm.data import BatchStream, CorpusError, Vocab, split_text
-from worker.lstm.device import prepare_device, resolve_device
+from worker.lstm.device import prepare_device, resolve_device, use_bf16
 from worker.lstm.model import CharLSTM
 from worker.lstm.sample import evaluate, nats_to_bits
 
@@ -109,8 +109,10 @@ def train(
         state = resumed.get("lstm_state")
         state = tuple(state) if state is not None else None
         _set_rng_state(resumed["rng"])
-    # bf16 autocast on CUDA (cuDNN LSTM and the head); CPU stays fp32, where bf16 LSTM is slower
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # bf16 autocast where the hardware has it (cuDNN on CUDA, oneDNN + AMX on recent Xeons): about
+    # twice the characters per second; the loss and the optimizer stay fp32.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=use_bf16(device, cfg.precision))
     t0 = time.perf_counter()
     elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731  training time across resumes
 
