@@ -1,7 +1,6 @@
 """A generation job: sampling parameters in, a batch of samples out."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, UniqueConstraint

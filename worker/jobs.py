@@ -22,12 +22,12 @@ from models import (Checkpoint, Corpus, GenerationJob, JobStatus, Sample, Settin
 from worker.db import sessions_for
 from worker.lease import (LeaseLost, add_event, as_utc, claim_job, fail_job, finish_job, renew_lease,
                           worker_id, write_quietly)
-from worker.lstm.checkpoint import CheckpointInfo, latest_checkpoint
+from worker.lstm.checkpoint import CheckpointInfo, file_sha256, latest_checkpoint
 from worker.lstm.config import SampleConfig, TrainConfig
 from worker.lstm.data import CorpusError, load_corpus
 from worker.lstm.sample import PromptError, generate
 from worker.lstm.train import Progress, TrainResult, train
-from worker.model_cache import cached_model, file_sha256
+from worker.model_cache import cached_model
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ One cache per process, created on first use (never at import, never shared acros
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models import Settings
-from worker.lstm.checkpoint import load_model
+from worker.lstm.checkpoint import file_sha256, load_model
 from worker.lstm.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -69,11 +68,3 @@ def cached_model(settings: Settings, model_id: int, sha256: str, path: str, devi
 def forget_models() -> None:
     global _cache
     _cache = None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -78,7 +78,7 @@ def save_checkpoint(
         step=step,
         path=final,
         val_loss=val_loss,
-        sha256=_sha256(final / "model.safetensors"),
+        sha256=file_sha256(final / "model.safetensors"),
         size_bytes=sum(p.stat().st_size for p in final.iterdir()),
     )
 
@@ -124,7 +124,7 @@ def load_train_state(path: Path, device: torch.device) -> dict[str, Any]:
     return torch.load(f, weights_only=True, map_location=device)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
