@@ -1,8 +1,12 @@
 """Small helpers for tests that wait on real processes."""
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from werkzeug.serving import make_server
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -28,3 +32,16 @@ def wait_for_job(client, url: str, headers: dict[str, str], timeout: float = 120
         return body if body["status"] in statuses else None
 
     return wait_for(check, timeout=timeout, what=f"{url} to reach {sorted(statuses)}")
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port, in a thread of this process; yield its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

@@ -7,9 +7,9 @@ import threading
 import pytest
 import requests
 from click.testing import CliRunner
-from werkzeug.serving import make_server
 
-from tests.support import wait_for
+from api import create_app
+from tests.support import serve, wait_for
 from worker.cli import main
 
 TINY = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size", "8"]
@@ -17,14 +17,8 @@ TINY = ["--hidden-size", "32", "--layers", "1", "--seq-len", "16", "--batch-size
 
 @pytest.fixture(scope="module")
 def server_url(settings):
-    from api import create_app
-
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import stat
-import threading
 import time
 import uuid
 from dataclasses import replace
@@ -18,12 +17,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from api import create_app
 from api.services import create_api_key
 from models import Corpus, make_engine, make_sessions
 from tests.conftest import CI, REPO_ROOT
+from tests.support import serve
 
 CHROMIUM = os.environ.get("CHARQ_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -125,12 +124,8 @@ def browser():
 @pytest.fixture
 def live_server(pg_settings):
     """The API on a real port, in a thread of this process."""
-    server = make_server("127.0.0.1", 0, create_app(pg_settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with serve(create_app(pg_settings)) as url:
+        yield url
 
 
 @pytest.mark.slow
