@@ -1,7 +1,8 @@
 """A training job's live progress as Server-Sent Events, polled from the database.
 
 Messages: `event` (an Event row; its SSE id is the row id, so Last-Event-ID resumes after it),
-`progress` (step, losses, chars/s, ETA) and `status` (the whole job, on every status change).
+`sample` (a preview of the model's writing at each checkpoint, also an Event row), `progress`
+(step, losses, chars/s, ETA) and `status` (the whole job, on every status change).
 The stream ends after the job reaches a final state and its last events are sent.
 """
 from __future__ import annotations
@@ -69,7 +70,8 @@ def sse(sessions: sessionmaker, job_id: int, after: int, poll_s: float = POLL_S,
         sent = False
         for event in events:
             after = event["id"]
-            yield message("event", event, event_id=after)
+            # A sample preview (see worker/jobs.py) gets a type of its own, so clients can pick it out.
+            yield message("sample" if event["kind"] == "sample" else "event", event, event_id=after)
             sent = True
         if job is not None and job["progress"] != progress:
             progress = job["progress"]

@@ -37,6 +37,9 @@ def test_train_then_generate(settings, worker, client, auth, sessions, tiny_corp
     assert model.steps == 40 and model.vocab == "".join(sorted(set(tiny_corpus)))
     assert model.architecture["hidden_size"] == 32 and model.num_params > 0
     assert {"started", "checkpoint", "succeeded"} <= {e.kind for e in events(sessions, job["id"])}
+    previews = [e for e in events(sessions, job["id"]) if e.kind == "sample"]
+    assert [p.data["step"] for p in previews] == [20, 40]  # one per checkpoint
+    assert all(len(p.message) == 200 and set(p.message) <= set(tiny_corpus) for p in previews)
 
     params = dict(num_samples=16, max_length=40, prompt="the ", temperature=1.0)
     first = samples(client, auth, submit_generation(client, auth, model.id, seed=7, **params)["id"])

@@ -41,7 +41,8 @@ def test_stream_follows_a_job_to_its_end_and_resumes_after_last_event_id(
     assert r.status_code == 200 and r.mimetype == "text/event-stream"
     messages = read_sse(r)
 
-    events = [m for m in messages if m["event"] == "event"]
+    events = [m for m in messages if m["event"] in ("event", "sample")]
+    previews = [m["data"] for m in messages if m["event"] == "sample"]
     statuses = [m["data"]["status"] for m in messages if m["event"] == "status"]
     progress = [m["data"] for m in messages if m["event"] == "progress"]
     assert statuses[-1] == "succeeded" and messages[-1]["event"] == "status"
@@ -52,6 +53,7 @@ def test_stream_follows_a_job_to_its_end_and_resumes_after_last_event_id(
     assert ids == sorted(ids) and ids == [m["data"]["id"] for m in events]
     assert events[-1]["data"]["kind"] == "succeeded"
     assert {"checkpoint"} <= {m["data"]["kind"] for m in events}
+    assert previews and all(p["kind"] == "sample" and p["message"] for p in previews)
 
     # The plain request still answers the JSON list, with the same events.
     listed = client.get(url, headers=auth).get_json()
@@ -62,7 +64,8 @@ def test_stream_follows_a_job_to_its_end_and_resumes_after_last_event_id(
     r = client.get(f"{url}?stream=true", headers={**auth, "Last-Event-ID": str(middle)},
                    buffered=False)
     again = read_sse(r, timeout=10)
-    assert [int(m["id"]) for m in again if m["event"] == "event"] == [i for i in ids if i > middle]
+    assert [int(m["id"]) for m in again if m["event"] in ("event", "sample")] == [
+        i for i in ids if i > middle]
     assert again[-1]["event"] == "status" and again[-1]["data"]["status"] == "succeeded"
 
 

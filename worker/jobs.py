@@ -25,7 +25,7 @@ from worker.lease import (LeaseLost, add_event, as_utc, claim_job, fail_job, fin
 from worker.lstm.checkpoint import CheckpointInfo, file_sha256, latest_checkpoint
 from worker.lstm.config import SampleConfig, TrainConfig
 from worker.lstm.data import CorpusError, load_corpus
-from worker.lstm.sample import PromptError, generate
+from worker.lstm.sample import PromptError, generate, preview
 from worker.lstm.train import Progress, TrainResult, train
 from worker.model_cache import cached_model
 
@@ -124,6 +124,17 @@ class TrainingRun:
             self._record_checkpoint(s, info.step, info.path, info.sha256, info.size_bytes, info.val_loss)
 
         write_quietly(self.settings, f"training job {self.job_id}: checkpoint row", record)
+        self.record_preview(info)
+
+    def record_preview(self, info: CheckpointInfo) -> None:
+        """A short sample of the model so far, as an event: the live stream shows how it writes."""
+        try:
+            text = preview(info.path)
+        except Exception as exc:  # noqa: BLE001 - a preview is a nicety; the job goes on without it
+            log.warning("training job %s: no preview at step %d: %s", self.job_id, info.step, exc)
+            return
+        write_quietly(self.settings, f"training job {self.job_id}: preview", lambda s: add_event(
+            s, TrainingJob, self.job_id, "sample", text, data={"step": info.step}))
 
     def _record_checkpoint(self, s, step: int, path: Path, sha256: str, size_bytes: int,
                            val_loss: float | None, event: bool = True) -> None:

@@ -5,6 +5,7 @@ generate() advances all N samples as one batch: one LSTM step per character, wha
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -171,3 +172,17 @@ def _eval_streams(ids: torch.Tensor, stream_len: int, burn_in: int):
 
 def nats_to_bits(nats: float) -> float:
     return nats / math.log(2)
+
+
+def preview(checkpoint: Path, length: int = 200, temperature: float = 0.8) -> str:
+    """A short sample from a checkpoint on the CPU, for progress reports while training goes on.
+
+    Building the network draws from torch's global RNG, which the training loop (dropout) and its
+    resume state depend on: fork it, so that a preview changes nothing in the run.
+    """
+    from worker.lstm.checkpoint import load_model
+
+    with torch.random.fork_rng(devices=[]):
+        model, vocab, _ = load_model(checkpoint, "cpu")
+        cfg = SampleConfig(length=length, temperature=temperature, seed=0, device="cpu")
+        return generate(model, vocab, cfg)[0]
