@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models import Corpus
-from tests.test_api_support import (TEXT, api_app, api_client, corpus_files, counts,  # noqa: F401
+from tests.api_support import (TEXT, api_app, api_client, corpus_files, counts,  # noqa: F401
                                     other_auth, quiet_settings, submit_training, upload,
                                     upload_file)
 

@@ -10,7 +10,7 @@ import pytest
 from api import create_app
 from api.services import create_api_key, revoke_api_key
 from models import Settings
-from tests.test_api_support import (api_app, api_client, corpus_files, counts,  # noqa: F401
+from tests.api_support import (api_app, api_client, corpus_files, counts,  # noqa: F401
                                     quiet_settings, upload)
 
 DEAD = dict(database_url="postgresql+psycopg://postgres@127.0.0.1:1/x",

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from models import Event, GenerationJob
-from tests.test_api_support import (api_app, api_client, counts, finished_generation,  # noqa: F401
+from tests.api_support import (api_app, api_client, counts, finished_generation,  # noqa: F401
                                     make_model, other_auth, quiet_settings)
 from worker.lstm.config import SampleConfig
 

@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 
 from models import TrainedModel
-from tests.test_api_support import (api_app, api_client, make_model, other_auth,  # noqa: F401
+from tests.api_support import (api_app, api_client, make_model, other_auth,  # noqa: F401
                                     quiet_settings)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from models import Checkpoint, Event, JobStatus, TrainingJob, TrainingMetric, utcnow
-from tests.test_api_support import (api_app, api_client, counts, other_auth,  # noqa: F401
+from tests.api_support import (api_app, api_client, counts, other_auth,  # noqa: F401
                                     quiet_settings, submit_training, upload)
 from worker.lstm.config import TrainConfig
 
