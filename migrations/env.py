@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
+from sqlalchemy.engine import make_url
 
 from models import Base, Settings, make_engine
 
@@ -13,8 +15,9 @@ if config.config_file_name is not None:
 
 settings = Settings.from_env()
 url = config.attributes.get("database_url") or settings.database
-if url.startswith("sqlite"):
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+sqlite_file = make_url(url).database if url.startswith("sqlite") else None
+if sqlite_file and sqlite_file != ":memory:":
+    Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)  # a fresh machine has no ./var yet
 
 
 def run_migrations_offline() -> None:
