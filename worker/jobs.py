@@ -133,8 +133,9 @@ class TrainingRun:
         except Exception as exc:  # noqa: BLE001 - a preview is a nicety; the job goes on without it
             log.warning("training job %s: no preview at step %d: %s", self.job_id, info.step, exc)
             return
+        # One try: a preview is not worth delaying training (or its final write) during an outage.
         write_quietly(self.settings, f"training job {self.job_id}: preview", lambda s: add_event(
-            s, TrainingJob, self.job_id, "sample", text, data={"step": info.step}))
+            s, TrainingJob, self.job_id, "sample", text, data={"step": info.step}), timeout_s=0.0)
 
     def _record_checkpoint(self, s, step: int, path: Path, sha256: str, size_bytes: int,
                            val_loss: float | None, event: bool = True) -> None:
