@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from models import (Corpus, Event, GenerationJob, JobStatus, Sample, Settings, TrainedModel,
                     TrainingJob)
+from tests.support import make_test_app
 
 QUIET_REDIS_DB = 14
 
@@ -32,10 +33,7 @@ def quiet_settings(settings, tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="session")
 def api_app(quiet_settings):
-    from api import create_app
-
-    app = create_app(quiet_settings)
-    app.config["TESTING"] = True
+    app = make_test_app(quiet_settings)
     yield app
     # Close pooled connections before the test database is dropped.
     app.extensions["charq"].sessions.kw["bind"].dispose()

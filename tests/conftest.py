@@ -11,13 +11,16 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from migrations import upgrade_database
 from models import Settings, make_engine, make_sessions
+from tests.support import bearer, make_test_app, new_api_key
 
 CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get(
@@ -39,22 +42,30 @@ def unavailable(what: str, why: object) -> None:
 FAST = dict(lease_s=10.0, sweep_interval_s=2.0, progress_interval_s=0.2)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
+@contextmanager
+def throwaway_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server (its URL), dropped afterwards."""
     admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"charq_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
         unavailable(f"PostgreSQL at {PG_ADMIN_URL}", exc.orig or exc)
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    upgrade_database(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    with throwaway_postgres_database("charq_test") as url:
+        upgrade_database(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -109,11 +120,7 @@ def sessions(settings):
 
 @pytest.fixture(scope="session")
 def app(settings):
-    from api import create_app
-
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    return app
+    return make_test_app(settings)
 
 
 @pytest.fixture
@@ -122,18 +129,14 @@ def client(app):
 
 
 @pytest.fixture
-def api_key(sessions) -> str:
+def api_key(settings) -> str:
     """A fresh tenant per test, so listings only see what the test made."""
-    from api.services import create_api_key
-
-    with sessions() as session:
-        _, secret = create_api_key(session, tenant_name=f"t-{uuid.uuid4().hex[:8]}", key_name="test")
-    return secret
+    return new_api_key(settings.database)
 
 
 @pytest.fixture
 def auth(api_key) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"}
+    return bearer(api_key)
 
 
 class WorkerProcess:

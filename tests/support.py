@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -45,3 +46,30 @@ def serve(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def new_api_key(database_url: str, key_name: str = "test") -> str:
+    """The secret of a key for a fresh tenant: a test's listings then show only what it made."""
+    from api.services import create_api_key
+    from models import make_engine, make_sessions
+
+    engine = make_engine(database_url)
+    try:
+        with make_sessions(engine)() as session:
+            _, secret = create_api_key(session, f"t-{uuid.uuid4().hex[:8]}", key_name)
+    finally:
+        engine.dispose()
+    return secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def make_test_app(settings):
+    """create_app(settings) in Flask's testing mode."""
+    from api import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app

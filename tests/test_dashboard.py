@@ -11,7 +11,6 @@ import re
 import shutil
 import stat
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import pytest
 from sqlalchemy import func, select
 
 from api import create_app
-from api.services import create_api_key
-from models import Corpus, make_engine, make_sessions
+from models import Corpus
 from tests.conftest import CI, REPO_ROOT
-from tests.support import serve
+from tests.support import new_api_key, serve
 
 CHROMIUM = os.environ.get("CHARQ_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,11 +29,7 @@ SCREENSHOT = REPO_ROOT / "docs" / "job-page.png"
 
 
 def new_key(settings) -> str:
-    engine = make_engine(settings.database)
-    with make_sessions(engine)() as session:
-        _, secret = create_api_key(session, f"t-{uuid.uuid4().hex[:8]}", "dashboard")
-    engine.dispose()
-    return secret
+    return new_api_key(settings.database, "dashboard")
 
 
 def csrf(response) -> str:

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from api.services import create_api_key
 from models import GenerationJob, Settings, make_engine, make_sessions
 from tests.servers import ApiServer, RedisServer
-from tests.support import FINAL, wait_for
+from tests.support import FINAL, new_api_key, wait_for
 from tests.worker_support import TINY
 
 SUBMISSIONS, THREADS, REPLAYS = 40, 8, 8
@@ -64,8 +63,7 @@ def test_concurrent_submissions_are_all_accepted_and_all_finish(postgres_url, br
     settings = Settings(database_url=postgres_url, broker_url=broker.url, data_dir=tmp_path,
                         lease_s=10.0, sweep_interval_s=2.0, progress_interval_s=0.2)
     sessions = make_sessions(make_engine(settings.database))
-    with sessions() as session:
-        _, key = create_api_key(session, tenant_name=f"t-{uuid.uuid4().hex[:8]}", key_name="load")
+    key = new_api_key(settings.database, "load")
     start_worker(settings)
     with ApiServer(settings, tmp_path / "api.log") as api:
         http = Http(api.url, key)

@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import replace
 
 import pytest
 
 from api import create_app
-from api.services import create_api_key
-from models import make_engine, make_sessions
-from tests.support import wait_for_job
+from tests.support import bearer, new_api_key, wait_for_job
 from tests.worker_support import submit_generation, submit_training, upload_corpus
 from worker.logs import JobFilter, configure
 
@@ -57,8 +54,4 @@ def test_job_filter_leaves_job_id_empty_outside_a_task():
 
 
 def _auth(settings) -> dict[str, str]:
-    engine = make_engine(settings.database)
-    with make_sessions(engine)() as session:
-        _, secret = create_api_key(session, f"t-{uuid.uuid4().hex[:8]}", "test")
-    engine.dispose()
-    return {"Authorization": f"Bearer {secret}"}
+    return bearer(new_api_key(settings.database))

@@ -1,7 +1,6 @@
 """GET /metrics: job gauges match the database, queue depths match the broker, latency is recorded."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,9 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
 from api import create_app
-from api.services import create_api_key
 from models import GenerationJob, JobStatus, TrainingJob, utcnow
 from tests.conftest import REDIS_URL
+from tests.support import bearer, new_api_key
 from tests.worker_support import submit_training, upload_corpus
 
 PRIVATE_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
@@ -50,9 +49,7 @@ def job_counts(sessions, table) -> dict[str, int]:
 
 def test_metrics_match_the_database_and_the_broker(private_broker, sessions, tiny_corpus):
     client = create_app(private_broker).test_client()
-    with sessions() as s:
-        _, key = create_api_key(s, f"t-{uuid.uuid4().hex[:8]}", "metrics")
-    auth = {"Authorization": f"Bearer {key}"}
+    auth = bearer(new_api_key(private_broker.database, "metrics"))
     corpus = upload_corpus(client, auth, tiny_corpus)
     jobs = [submit_training(client, auth, corpus["id"]) for _ in range(3)]
     assert client.post(f"/v1/training-jobs/{jobs[0]['id']}/cancel", headers=auth).status_code == 200

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import uuid
 
 import pytest
 import redis
 
-from api import create_app
-from api.services import create_api_key
 from migrations import upgrade_database
 from models import Settings, TrainedModel, TrainingJob, make_engine, make_sessions
 from tests.servers import PostgresServer, RedisServer
-from tests.support import wait_for, wait_for_job
+from tests.support import bearer, make_test_app, new_api_key, wait_for, wait_for_job
 from tests.worker_support import checkpoints, events, sha256_of, submit_training, upload_corpus
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -68,16 +65,8 @@ class Stack:
         self.settings = settings
         self.engine = make_engine(settings.database)
         self.sessions = make_sessions(self.engine)
-        self.client = self.app(settings).test_client()
-        with self.sessions() as session:
-            _, secret = create_api_key(session, tenant_name=f"t-{uuid.uuid4().hex[:8]}", key_name="t")
-        self.auth = {"Authorization": f"Bearer {secret}"}
-
-    @staticmethod
-    def app(settings: Settings):
-        app = create_app(settings)
-        app.config["TESTING"] = True
-        return app
+        self.client = make_test_app(settings).test_client()
+        self.auth = bearer(new_api_key(settings.database, "t"))
 
     def with_settings(self, **changes) -> "Stack":
         return Stack(dataclasses.replace(self.settings, **changes))

@@ -5,16 +5,13 @@ A Redis db of their own (14) so the session's shared worker (db 15) never takes 
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import pytest
 import redis
 
-from api import create_app
-from api.services import create_api_key
 from models import make_engine, make_sessions
 from tests.conftest import REDIS_URL
-from tests.support import wait_for, wait_for_job
+from tests.support import bearer, make_test_app, new_api_key, wait_for, wait_for_job
 from tests.worker_support import events, submit_training, upload_corpus, wait_for_checkpoint
 from worker.celery_app import TRAIN_TASK, create_celery
 from worker.lstm.checkpoint import latest_checkpoint
@@ -32,9 +29,7 @@ def rsettings(pg_settings, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rapp(rsettings):
-    app = create_app(rsettings)
-    app.config["TESTING"] = True
-    return app
+    return make_test_app(rsettings)
 
 
 @pytest.fixture
@@ -44,11 +39,7 @@ def rclient(rapp):
 
 @pytest.fixture
 def rauth(rsettings):
-    engine = make_engine(rsettings.database)
-    with make_sessions(engine)() as session:
-        _, secret = create_api_key(session, tenant_name=f"t-{uuid.uuid4().hex[:8]}", key_name="test")
-    engine.dispose()
-    return {"Authorization": f"Bearer {secret}"}
+    return bearer(new_api_key(rsettings.database))
 
 
 @pytest.fixture
