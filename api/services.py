@@ -279,12 +279,8 @@ def _insert_job(session: Session, job: Row, tenant: Tenant, key: str | None,
         if (winner := _replay(session, type(job), tenant, key, req_hash)) is None:
             raise
         return winner, False
-    session.add(Event(**{_event_fk(type(job)): job.id}, kind="queued", message="queued"))
+    session.add(Event.of_job(type(job), job.id, "queued", "queued"))
     return _commit_new(session, job, tenant, key, req_hash)
-
-
-def _event_fk(cls: type) -> str:
-    return "training_job_id" if cls is TrainingJob else "generation_job_id"
 
 
 def cancel_job(session: Session, cls: type[Row], job_id: int, tenant: Tenant) -> Row:
@@ -306,7 +302,7 @@ def cancel_job(session: Session, cls: type[Row], job_id: int, tenant: Tenant) ->
         if job.status == JobStatus.CANCELLING:
             return job  # asked twice: same answer
         raise Conflict(f"job {job.id} is already {job.status.value}", {"status": job.status.value})
-    session.add(Event(**{_event_fk(cls): job.id}, kind=kind, message=message))
+    session.add(Event.of_job(cls, job.id, kind, message))
     session.commit()
     session.refresh(job)
     return job

@@ -21,3 +21,12 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    @classmethod
+    def of_job(cls, job_table: type, job_id: int, kind: str, message: str, **fields: Any) -> "Event":
+        """An event of a training or generation job: the foreign key follows the job's table."""
+        column = JOB_COLUMNS[job_table.__tablename__]
+        return cls(**{column: job_id}, kind=kind, message=message, **fields)
+
+
+JOB_COLUMNS = {"training_jobs": "training_job_id", "generation_jobs": "generation_job_id"}

@@ -137,8 +137,7 @@ def describe_failure(exc: BaseException, frames: int = 3) -> str:
 
 def add_event(s, table: Job, job_id: int, kind: str, message: str, level: str = "info",
               data: dict | None = None) -> None:
-    key = "training_job_id" if table is TrainingJob else "generation_job_id"
-    s.add(Event(**{key: job_id}, kind=kind, message=message, level=level, data=data))
+    s.add(Event.of_job(table, job_id, kind, message, level=level, data=data))
 
 
 def write_quietly(settings: Settings, what: str, fn, timeout_s: float = 30.0) -> None:
