@@ -64,6 +64,7 @@ class TrainingRun:
         self.ckpt_dir = Path(settings.data_dir) / "checkpoints" / f"training-job-{job_id}"
         self.cancelled = self.timed_out = False
         self.last_beat = 0.0
+        self.last_checkpoint: CheckpointInfo | None = None
 
     def train(self) -> TrainResult:
         cfg = TrainConfig.from_dict(self.hyperparameters)
@@ -120,6 +121,7 @@ class TrainingRun:
 
     def on_checkpoint(self, info: CheckpointInfo) -> None:
         log.info("training job %s: checkpoint at step %d: %s", self.job_id, info.step, info.path)
+        self.last_checkpoint = info
         def record(s) -> None:
             self._record_checkpoint(s, info.step, info.path, info.sha256, info.size_bytes, info.val_loss)
 
@@ -169,8 +171,12 @@ class TrainingRun:
     def succeed(self, result: TrainResult) -> None:
         ckpt = Path(result.checkpoint)
         meta = json.loads((ckpt / "model.json").read_text("utf-8"))
-        weights = ckpt / "model.safetensors"
-        sha256, size = file_sha256(weights), sum(p.stat().st_size for p in ckpt.iterdir())
+        info = self.last_checkpoint  # the engine reports its final checkpoint before returning
+        if info is not None and Path(info.path) == ckpt:
+            sha256, size = info.sha256, info.size_bytes  # hashed once, when it was saved
+        else:
+            sha256 = file_sha256(ckpt / "model.safetensors")
+            size = sum(p.stat().st_size for p in ckpt.iterdir())
 
         def extra(s) -> None:
             self._record_checkpoint(s, result.steps, ckpt, sha256, size, result.val_loss, event=False)
